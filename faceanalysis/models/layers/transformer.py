@@ -64,6 +64,8 @@ class Attention(nn.Module):
         else:
             self.register_parameter('in_proj_bias', None)
         self.out_proj = nn.Linear(embed_dims, embed_dims)
+        # nn.MultiheadAttention's default init; towers re-initialise with CLIP's scheme.
+        nn.init.xavier_uniform_(self.in_proj_weight)
 
     def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
                 is_causal: bool = False) -> torch.Tensor:
