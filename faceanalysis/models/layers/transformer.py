@@ -122,7 +122,8 @@ class Transformer(nn.Module):
         self.embed_dims = embed_dims
         self.num_layers = num_layers
         self.grad_checkpointing = grad_checkpointing
-        rates = torch.linspace(0, drop_path_rate, num_layers).tolist() if num_layers else []
+        # plain floats, not torch.linspace: the tower must also build under torch.device('meta')
+        rates = [drop_path_rate * i / max(num_layers - 1, 1) for i in range(num_layers)]
         self.resblocks = nn.ModuleList([
             ResidualAttentionBlock(embed_dims, num_heads, feedforward_channels, act=act,
                                    ln_eps=ln_eps, qkv_bias=qkv_bias, drop_path=rate)
