@@ -56,9 +56,30 @@ class MirroredRegistry(Registry):
 
     def _register_module(self, module: Type, module_name: Optional[Union[str, List[str]]] = None,
                          force: bool = False) -> None:
+        if not force:
+            self._check_free(module, module_name)
         super()._register_module(module, module_name, force)
         for mirror in self.mirrors:
             mirror._register_module(module, module_name, force)
+
+    def _check_free(self, module: Type, module_name: Optional[Union[str, List[str]]]) -> None:
+        """Raise before registering anything if a name is taken here or in a mirror.
+
+        The mirrors' own modules are imported first (their ``locations``), so a clash with an
+        mmseg/mmpose name raises now, whatever the import order, and no registry is left holding a
+        half-registered name.
+        """
+        names = [module_name] if isinstance(module_name, str) else list(
+            module_name or [module.__name__])
+        for registry in (self, *self.mirrors):
+            if registry is not self:
+                registry.import_from_location()
+            for name in names:
+                existing = registry._module_dict.get(name)
+                if existing is not None:
+                    raise KeyError(f'{name} is already registered in {registry.scope}::'
+                                   f'{registry.name} at {existing.__module__}; faceanalysis '
+                                   'modules need names unique across mmseg and mmpose')
 
 
 def _mirrored(kind: str, locations: Sequence[str] = ()) -> MirroredRegistry:
