@@ -241,8 +241,10 @@ def setup_cpu_distributed(cfg: Any, launcher: str) -> bool:
         return False
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
-    env_cfg = cfg.setdefault('env_cfg', {})
-    env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    # Build new dicts and assign them: ConfigDict.setdefault stores a copy of a dict default.
+    env_cfg = dict(cfg.get('env_cfg') or {})
+    env_cfg['dist_cfg'] = dict(env_cfg.get('dist_cfg') or {}, backend='gloo')
+    cfg['env_cfg'] = env_cfg
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
     wrapper['device_ids'] = None
     cfg['model_wrapper_cfg'] = wrapper

@@ -208,6 +208,11 @@ cfg = Config({_sync_bn_cfg()!r})
 def setup():
     return [setup_cpu_distributed(cfg, 'pytorch'), setup_cpu_distributed(cfg, 'pytorch')]
 step('setup', setup)
+bare = Config(dict(model=dict(type='EncoderDecoder')))  # no env_cfg / wrapper in the config
+def setup_bare():
+    setup_cpu_distributed(bare, 'pytorch')
+    return dict(backend=bare.env_cfg.dist_cfg.backend, wrapper=dict(bare.model_wrapper_cfg))
+step('setup_bare', setup_bare)
 def state():
     model = cfg.model
     t = torch.ones(1)
@@ -743,6 +748,8 @@ def test_cpu_distributed_setup_with_launcher_env(launched_process):
     assert state['initialized'] and state['backend'] == 'gloo' and state['world_size'] == 1
     assert state['all_reduce'] == 1.0
     assert state['cfg_backend'] == 'gloo'
+    assert _value(launched_process, 'setup_bare') == dict(
+        backend='gloo', wrapper=dict(type='MMDistributedDataParallel', device_ids=None))
 
 
 def test_cpu_distributed_adapts_config(launched_process):

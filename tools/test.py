@@ -1,0 +1,129 @@
+# Test (evaluate) a checkpoint with MMEngine's Runner (OpenMMLab tools/test.py conventions).
+#
+#   python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out metrics.json]
+#                        [--show-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+#
+# --out writes the metrics as JSON (mmpose style). Distributed: tools/dist_test.sh.
+import os.path as osp
+import sys
+
+_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if _REPO_ROOT not in sys.path:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, _REPO_ROOT)
+
+import faceanalysis  # noqa: E402,F401  (compat shims before anything from mmcv/mmseg/mmpose)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import numbers  # noqa: E402
+import os  # noqa: E402
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.dist import is_main_process  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+from mmengine.utils import import_modules_from_strings  # noqa: E402
+
+from faceanalysis.compat import setup_cpu_distributed  # noqa: E402
+from faceanalysis.datasets.synthetic import prepare_synthetic_data  # noqa: E402
+
+#: visualization hook per default scope, added by --show-dir when the config has none
+_VIS_HOOKS = {'mmseg': 'SegVisualizationHook', 'mmpose': 'PoseVisualizationHook'}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a faceanalysis model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save evaluation logs')
+    parser.add_argument('--out', help='write the metrics to this JSON file')
+    parser.add_argument('--show-dir', help='draw the predictions into this directory')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value pairs such as '
+        'test_dataloader.batch_size=4 or "a.b=[1,2]" (no spaces inside a value)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def enable_visualization(cfg: Config, show_dir: str) -> None:
+    """Draw every test sample into ``show_dir``."""
+    if cfg.get('default_hooks') is None:
+        cfg.default_hooks = {}
+    if cfg.default_hooks.get('visualization') is None:
+        scope = cfg.get('default_scope')
+        if scope not in _VIS_HOOKS:
+            raise SystemExit(f'tools/test.py: --show-dir needs default_hooks.visualization in the '
+                             f'config (no default for default_scope={scope!r})')
+        cfg.default_hooks.visualization = dict(type=_VIS_HOOKS[scope])
+    hook = cfg.default_hooks.visualization  # (ConfigDict copies on assignment: read it back)
+    hook['draw'] = True
+    hook['interval'] = 1
+    if 'Pose' in hook['type']:
+        hook['out_dir'] = show_dir  # mmpose writes one file per image there
+    else:
+        if cfg.get('visualizer') is None:
+            raise SystemExit('tools/test.py: --show-dir needs a `visualizer` in the config')
+        cfg.visualizer['save_dir'] = show_dir  # mmseg: <show_dir>/vis_data/vis_image/*.png
+
+
+def to_builtin(value):
+    """Metric values (numpy scalars, tensors, nested containers) as JSON-serialisable objects."""
+    if isinstance(value, dict):
+        return {str(k): to_builtin(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_builtin(v) for v in value]
+    if hasattr(value, 'tolist'):  # numpy arrays/scalars, torch tensors
+        return to_builtin(value.tolist())
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return str(value)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+        if cfg.get('custom_imports'):  # fromfile imported the config's own list only
+            import_modules_from_strings(**cfg.custom_imports)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.show_dir:
+        enable_visualization(cfg, args.show_dir)
+
+    if cfg.get('synthetic_data'):
+        prepare_synthetic_data(cfg.synthetic_data, logger=lambda msg: print_log(msg, 'current'))
+    setup_cpu_distributed(cfg, args.launcher)
+
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    metrics = runner.test()
+
+    if args.out and is_main_process():
+        out_dir = osp.dirname(osp.abspath(args.out))
+        os.makedirs(out_dir, exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(to_builtin(metrics), f, indent=2)
+        runner.logger.info(f'metrics written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
