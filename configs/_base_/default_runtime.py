@@ -5,7 +5,8 @@
 #   default_hooks = dict(logger=dict(log_metric_by_epoch=False),
 #                        checkpoint=dict(by_epoch=False, interval=...))
 #   log_processor = dict(by_epoch=False)
-custom_imports = dict(imports=['faceanalysis.models', 'faceanalysis.datasets'],
+custom_imports = dict(imports=['faceanalysis.models', 'faceanalysis.datasets',
+                               'faceanalysis.evaluation'],
                       allow_failed_imports=False)
 
 env_cfg = dict(

@@ -1,0 +1,16 @@
+"""Evaluation of faceanalysis: task metrics, FaRL's published numbers and the test reports.
+
+Importing this package registers the metrics (``FaceParsingMetric``) into
+:data:`faceanalysis.registry.METRICS` and its mmseg/mmpose mirrors. Configs that run in mmseg's or
+mmpose's scope must import it (``custom_imports``), like ``faceanalysis.models``.
+"""
+from .metrics import ABSENT_CLASS_MODES, FaceParsingMetric, confusion_matrix_metrics
+from .paper_results import (ALIGNMENT_RESULTS, PARSING_CLASSES, PARSING_RESULTS, ComparisonRow,
+                            compare_with_paper, paper_reference)
+from .report import write_comparison_report, write_parsing_report
+
+__all__ = [
+    'ABSENT_CLASS_MODES', 'FaceParsingMetric', 'confusion_matrix_metrics', 'ALIGNMENT_RESULTS',
+    'PARSING_CLASSES', 'PARSING_RESULTS', 'ComparisonRow', 'compare_with_paper',
+    'paper_reference', 'write_comparison_report', 'write_parsing_report'
+]
