@@ -1,9 +1,17 @@
 """Datasets, transforms and synthetic data of faceanalysis."""
 from . import transforms  # noqa: F401  (registers the pipeline transforms)
+from .celebamaskhq import (CELEBAMASKHQ_CLASSES, CELEBAMASKHQ_PARTS, CELEBAMASKHQ_SPLIT_SIZES,
+                           CelebAMaskHQDataset, LoadCelebAMaskHQAnnotations,
+                           build_celebamaskhq_label)
+from .lapa import LAPA_SPLIT_SIZES, LaPaDataset, LoadLaPaAnnotations
 from .synthetic import (LAPA_CLASSES, LAPA_PALETTE, make_synthetic_lapa, prepare_synthetic_data,
                         read_lapa_landmarks)
+from .synthetic_celebamaskhq import make_synthetic_celebamaskhq
 
 __all__ = [
     'LAPA_CLASSES', 'LAPA_PALETTE', 'make_synthetic_lapa', 'prepare_synthetic_data',
-    'read_lapa_landmarks'
+    'read_lapa_landmarks', 'LaPaDataset', 'LoadLaPaAnnotations', 'LAPA_SPLIT_SIZES',
+    'CelebAMaskHQDataset', 'LoadCelebAMaskHQAnnotations', 'build_celebamaskhq_label',
+    'CELEBAMASKHQ_CLASSES', 'CELEBAMASKHQ_PARTS', 'CELEBAMASKHQ_SPLIT_SIZES',
+    'make_synthetic_celebamaskhq'
 ]
