@@ -4,7 +4,8 @@
 :func:`write_comparison_report` is the task-agnostic version (headline and every published metric
 of any benchmark in :mod:`faceanalysis.evaluation.paper_results`), which an alignment report can
 use as is or build on with the helpers of this module (:func:`markdown_table`, :func:`fmt`,
-:func:`to_json_safe`, :func:`write_report_files`).
+:func:`to_json_safe`, :func:`write_report_files`). :func:`write_alignment_report` is the alignment
+report (every test subset and metric beside FaRL's, one CED PNG per subset).
 
 The JSON file holds the same content as the markdown: our metrics, the comparison rows
 ``{metric, ours, paper, diff}`` (``diff = ours - paper``), the reference run and its source
@@ -25,7 +26,7 @@ from .paper_results import (HEADLINE, PARSING_CLASSES, PARSING_RESULTS, README_R
 
 __all__ = [
     'write_parsing_report', 'write_comparison_report', 'write_report_files', 'markdown_table',
-    'fmt', 'to_json_safe'
+    'fmt', 'to_json_safe', 'write_alignment_report'
 ]
 
 DATASET_TITLES = {'lapa': 'LaPa', 'celebamaskhq': 'CelebAMask-HQ', '300w': '300W',
@@ -286,4 +287,165 @@ def write_comparison_report(metrics: Mapping[str, Any],
     payload = dict(dataset=dataset, recipe=recipe, headline=headline,
                    reference=_reference_payload(reference), metrics=dict(metrics),
                    comparison=[row._asdict() for row in rows], extra=extra)
+    return write_report_files(work_dir, '\n'.join(md), payload, stem)
+
+
+# ------------------------------------------------------------------------------------ alignment
+def _ced_groups(ced_curves: Any) -> Dict[str, Dict[str, Any]]:
+    """``{subset: {curve name: curve}}`` from :attr:`FaceAlignmentMetric.ced_curves`, its
+    ``alignment_ced.json`` (path or loaded) or ``{'<name>/<subset>': (xaxis, ced)}``."""
+    if isinstance(ced_curves, (str, os.PathLike)):
+        with open(ced_curves, encoding='utf-8') as f:
+            ced_curves = json.load(f)
+    if isinstance(ced_curves, Mapping) and isinstance(ced_curves.get('curves'), Mapping):
+        ced_curves = ced_curves['curves']
+    groups: Dict[str, Dict[str, Any]] = {}
+    for key, curve in (ced_curves or {}).items():
+        name, _, subset = str(key).rpartition('/')
+        if not name:
+            name, subset = subset, 'all curves'
+        if isinstance(curve, Mapping) and curve.get('subset'):
+            subset = str(curve['subset'])
+        groups.setdefault(subset, {})[name] = curve
+    return groups
+
+
+def _file_stem(name: str) -> str:
+    return ''.join(ch if ch.isalnum() or ch in '-_.' else '_' for ch in name)
+
+
+def write_alignment_report(metrics: Mapping[str, Any],
+                           dataset: str,
+                           recipe: str,
+                           work_dir: str,
+                           ced_curves: Any = None,
+                           extra: Optional[Mapping[str, Any]] = None,
+                           run: Optional[str] = None,
+                           digits: int = 3,
+                           stem: str = 'report') -> Tuple[str, str]:
+    """Write ``report.md``, ``report.json`` and one CED PNG per test subset of an alignment test.
+
+    Args:
+        metrics: :class:`FaceAlignmentMetric`'s results (x100: ``nme_<norm>/<subset>``,
+            ``auc_<norm>_<thr>/<subset>``, ``fr_...``, ``count/<subset>``, ``nme``).
+        dataset: ``'300w'``, ``'wflw'`` or ``'aflw19'`` (aliases accepted).
+        recipe: the backbone recipe; see :func:`paper_reference` for the published run used.
+        work_dir: where the files go (created if needed).
+        ced_curves: the metric's :attr:`~FaceAlignmentMetric.ced_curves` (``'<curve>/<subset>'
+            -> dict(threshold=, xaxis=, ced=, ...)``), the path of its ``alignment_ced.json``,
+            or ``{'<curve>/<subset>': (xaxis, ced)}``. One ``ced_<subset>.png`` is drawn per
+            subset (every curve of that subset in it) and the data is copied to
+            ``ced_curves.json``.
+        extra: run information as for :func:`write_parsing_report` (``best`` / ``last``
+            entries may carry our key names, e.g. ``nme`` or ``nme_diag/full``).
+        run: ``'paper'`` or ``'reproduced'``; default the paper's run when there is one.
+
+    Every subset gets a table with each of our metrics beside the published one (matched with
+    :func:`alignment_key_map`), and the published metrics we lack. Returns ``(md, json)`` paths.
+    """
+    from .metrics.face_alignment_metric import alignment_key_map
+    from .paper_results import ALIGNMENT_RESULTS
+    from ..visualization.ced import plot_ced
+
+    dataset = canonical_dataset(dataset)
+    if dataset not in ALIGNMENT_RESULTS:
+        raise ValueError(f'{dataset} is not an alignment benchmark; use write_parsing_report')
+    recipe = canonical_recipe(recipe)
+    extra = dict(extra or {})
+    reference = paper_reference(dataset, recipe, run)
+    published_keys = sorted({key for runs in ALIGNMENT_RESULTS[dataset].values()
+                             for entry in runs.values() for key in entry['metrics']})
+    key_map = alignment_key_map(metrics, published_keys)
+    rows = compare_with_paper(metrics, dataset, recipe, run=run, key_map=key_map)
+    by_ours = {row.metric: row for row in rows}
+    headline = HEADLINE[dataset]
+    headline_ours = key_map.get(headline, headline)
+
+    # subsets in the metric's order; metric names per subset
+    per_subset: Dict[str, List[str]] = {}
+    for key in list(metrics) + [row.metric for row in rows]:
+        name, _, subset = str(key).rpartition('/')
+        if name and not name.startswith('count'):
+            names = per_subset.setdefault(subset, [])
+            if name not in names:
+                names.append(name)
+
+    os.makedirs(work_dir, exist_ok=True)
+    ced_plots: Dict[str, str] = {}
+    groups = _ced_groups(ced_curves)
+    for subset, curves in groups.items():
+        thresholds = [float(c['threshold']) for c in curves.values()
+                      if isinstance(c, Mapping) and c.get('threshold') is not None]
+        filename = f'ced_{_file_stem(subset)}.png'
+        labelled = {(f'{c["norm"]}, threshold {float(c["threshold"]):g}' if isinstance(
+            c, Mapping) and c.get('norm') and c.get('threshold') is not None else name): c
+                    for name, c in curves.items()}
+        plot_ced(labelled, osp.join(work_dir, filename), max(thresholds) if thresholds else None,
+                 title=f'{DATASET_TITLES[dataset]} {subset}: CED, {recipe}')
+        ced_plots[subset] = filename
+    if groups:
+        with open(osp.join(work_dir, 'ced_curves.json'), 'w', encoding='utf-8') as f:
+            json.dump(to_json_safe({f'{name}/{subset}': curve for subset, curves in groups.items()
+                                    for name, curve in curves.items()}), f)
+
+    md = [f'# Face alignment: {DATASET_TITLES[dataset]}, `{recipe}`', '']
+    md += _reference_lines(reference, dataset, recipe)
+    md += _extra_lines(extra)
+    md += ['- Units: NME, AUC and FR x100 (percent), as FaRL\'s tables. NME per image = mean '
+           'landmark error in original-image pixels / normaliser, averaged over images: '
+           '`inter_ocular` (outer eye corners), `inter_pupil` (pupils), `box` √(w·h) and `diag` '
+           '√(w²+h²) of the ground-truth box. AUC = Simpson integral of the CED on a 1e-4 grid '
+           '/ threshold, FR = 1 − CED(last grid point) (farl_protocol.md §7.2).', '',
+           '## Headline', '']
+    head = by_ours.get(headline_ours)
+    head_ours = metrics.get(headline_ours)
+    md.append(markdown_table(
+        ['metric', 'ours', 'paper', 'Δ (ours − paper)'],
+        [[f'`{headline_ours}` (FaRL `{headline}`)', fmt(head_ours, digits),
+          fmt(head.paper if head else None, digits),
+          fmt(head.diff if head else None, digits, signed=True)]]))
+
+    inverse = {ours: paper for paper, ours in key_map.items()}
+    subset_payload: Dict[str, Dict[str, Any]] = {}
+    for subset, names in per_subset.items():
+        count = metrics.get(f'count/{subset}')
+        md += ['', f'## {subset}' + (f' ({fmt(count)} images)' if count is not None else ''), '']
+        table, entries = [], {}
+        for name in names:
+            key = f'{name}/{subset}'
+            row = by_ours.get(key)
+            ours = metrics.get(key)
+            paper = row.paper if row else None
+            diff = row.diff if row else None
+            entries[key] = dict(ours=ours, paper=paper, diff=diff, paper_key=inverse.get(key))
+            label = f'**{key}**' if key == headline_ours else key
+            table.append([label, '↑' if higher_is_better(name) else '↓', fmt(ours, digits),
+                          fmt(paper, digits), fmt(diff, digits, signed=True)])
+        md.append(markdown_table(['metric', 'better', 'ours', 'paper', 'Δ (ours − paper)'],
+                                 table))
+        if subset in ced_plots:
+            md += ['', f'![CED {subset}]({ced_plots[subset]})']
+        subset_payload[subset] = dict(count=count, metrics=entries,
+                                      ced_plot=ced_plots.get(subset))
+    for subset in ced_plots:
+        if subset not in per_subset:
+            md += ['', f'## {subset}', '', f'![CED {subset}]({ced_plots[subset]})']
+
+    ckpt_extra = dict(extra)
+    for kind in ('best', 'last'):
+        entry = extra.get(kind)
+        if isinstance(entry, Mapping) and headline not in entry:
+            inner = entry.get('metrics') or {}
+            value = next((src[k] for src in (entry, inner) for k in (headline_ours, 'nme')
+                          if src.get(k) is not None), None)
+            ckpt_extra[kind] = dict(entry, **({headline: value} if value is not None else {}))
+    md += _checkpoint_section(ckpt_extra, reference, headline, digits)
+    md += _published_runs(dataset, headline, digits)
+
+    payload = dict(task='face_alignment', dataset=dataset, recipe=recipe, headline=headline,
+                   headline_key=headline_ours, units='x100 (NME, AUC, FR in percent)',
+                   reference=_reference_payload(reference), metrics=dict(metrics),
+                   comparison=[row._asdict() for row in rows], subsets=subset_payload,
+                   ced_plots=ced_plots, ced_data='ced_curves.json' if groups else None,
+                   extra=extra)
     return write_report_files(work_dir, '\n'.join(md), payload, stem)
