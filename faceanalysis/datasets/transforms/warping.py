@@ -40,7 +40,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from faceanalysis.geometry import (LAPA_ALIGN_INDICES, face_align_matrix, random_affine_matrix,
-                                   resize_matrix, warp_image)
+                                   resize_matrix, transform_points, warp_image)
 from faceanalysis.registry import TRANSFORMS
 
 __all__ = ['FaceAlignMatrix', 'RandomFaceAffine', 'TanhWarp', 'PARSING_META_KEYS']
@@ -195,11 +195,18 @@ class TanhWarp(BaseTransform):
         keep_dtype: cast the warped image back to the input dtype (rounding for uint8) instead
             of returning float32.
 
+    Landmarks (face alignment): when the sample holds ``keypoints`` (mmpose's ``(N, K, 2)``, or
+    ``(N, K, 3)`` with a third column kept as is), their ``(x, y)`` are mapped with the same
+    matrix and warp (:func:`faceanalysis.geometry.transform_points`) into
+    ``transformed_keypoints`` (float32, same shape), as mmpose's ``TopdownAffine`` does;
+    ``keypoints`` stay in original-image pixels. ``PackPoseInputs(pack_transformed=True)`` packs
+    them as ``gt_instances.transformed_keypoints`` for the loss.
+
     Required keys: ``img``, ``align_matrix``; ``gt_seg_map`` / ``seg_fields`` if ``warp_label``.
     Modified keys: ``img``, ``img_shape``, ``gt_seg_map`` (if ``warp_label``).
     Added keys: ``warped_shape`` (H, W), ``warp_factor`` (float), ``align_src_shape`` (H, W of the
     image the matrix applies to; map predictions back onto this grid), ``align_matrix`` (stored
-    as a 3x3 float64 array).
+    as a 3x3 float64 array), ``transformed_keypoints`` (if ``keypoints``).
     """
 
     def __init__(self, warped_shape: Union[int, Sequence[int]] = (512, 512),
@@ -242,11 +249,24 @@ class TanhWarp(BaseTransform):
                 results[key] = warp_image(label, label_matrix, self.warped_shape,
                                           self.warp_factor, 'nearest')
 
+        keypoints = results.get('keypoints')
+        if keypoints is not None:
+            results['transformed_keypoints'] = self._transform_keypoints(keypoints, matrix)
+
         results[self.matrix_key] = matrix
         results['warp_factor'] = self.warp_factor
         results['warped_shape'] = self.warped_shape
         results['align_src_shape'] = src_shape
         return results
+
+    def _transform_keypoints(self, keypoints, matrix: np.ndarray) -> np.ndarray:
+        keypoints = np.asarray(keypoints, dtype=np.float32)
+        if keypoints.ndim < 2 or keypoints.shape[-1] < 2:
+            raise ValueError(f'keypoints must be (..., K, 2), got shape {keypoints.shape}')
+        out = keypoints.copy()
+        out[..., :2] = transform_points(keypoints[..., :2], matrix, self.warped_shape,
+                                        self.warp_factor)
+        return out
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(warped_shape={self.warped_shape}, '
