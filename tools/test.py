@@ -4,6 +4,13 @@
 #                        [--show-dir DIR] [--cfg-options k=v ...] [--launcher ...]
 #
 # --out writes the metrics as JSON (mmpose style). Distributed: tools/dist_test.sh.
+#
+# Face parsing (a config whose test_evaluator is FaceParsingMetric): report.md and report.json go
+# into the work dir (per-class F1, foreground mean, mIoU, FaRL's published numbers beside ours,
+# faceanalysis.evaluation.write_parsing_report); the dataset and recipe they are compared with
+# come from the config's `paper_reference = dict(dataset=..., recipe=...)`. Testing the best and
+# then the last checkpoint into the same work dir lists both in the report. --show-dir writes one
+# PNG per image: image | ground truth | prediction, in original-image space.
 import os.path as osp
 import sys
 
@@ -17,6 +24,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import numbers  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.dist import is_main_process  # noqa: E402
@@ -52,8 +60,96 @@ def parse_args(argv=None):
     return args
 
 
+def _evaluator_types(evaluator) -> list:
+    if evaluator is None:
+        return []
+    if isinstance(evaluator, (list, tuple)):
+        return [t for item in evaluator for t in _evaluator_types(item)]
+    if 'metrics' in evaluator:  # an Evaluator config
+        return _evaluator_types(evaluator['metrics'])
+    return [evaluator.get('type')]
+
+
+def is_parsing_test(cfg: Config) -> bool:
+    """Whether the test evaluator is (or includes) ``FaceParsingMetric``."""
+    return 'FaceParsingMetric' in _evaluator_types(cfg.get('test_evaluator'))
+
+
+#: dataset class -> benchmark name of faceanalysis.evaluation.paper_results
+_PARSING_BENCHMARKS = {'LaPaDataset': 'lapa', 'CelebAMaskHQDataset': 'celebamaskhq'}
+
+
+def parsing_reference(cfg: Config, config_path: str):
+    """``(dataset, recipe)`` of the report: ``cfg.paper_reference``, else guessed (or None)."""
+    reference = dict(cfg.get('paper_reference') or {})
+    dataset = reference.get('dataset') or _PARSING_BENCHMARKS.get(
+        cfg.test_dataloader.dataset.get('type'))
+    recipe = reference.get('recipe') or osp.splitext(osp.basename(config_path))[0]
+    return dataset, recipe
+
+
+def checkpoint_entry(cfg: Config, checkpoint: str, metrics: dict):
+    """``('best' | 'last' | None, dict(checkpoint, epoch or iter, mean_f1))`` from the file name
+    (MMEngine's ``best_<metric>_epoch_N.pth`` / ``epoch_N.pth`` / ``iter_N.pth``)."""
+    name = osp.basename(checkpoint)
+    match = re.search(r'(epoch|iter)_(\d+)\.pth$', name)
+    entry = dict(checkpoint=checkpoint, mean_f1=metrics.get('mean_f1'))
+    kind = None
+    if match:
+        entry[match.group(1)] = int(match.group(2))
+        train_cfg = cfg.get('train_cfg') or {}
+        last = train_cfg.get('max_epochs' if match.group(1) == 'epoch' else 'max_iters')
+        if name.startswith('best_'):
+            kind = 'best'
+        elif last is not None and int(match.group(2)) == int(last):
+            kind = 'last'
+    elif name.startswith('best_'):
+        kind = 'best'
+    return kind, entry
+
+
+def write_report(cfg: Config, args, metrics: dict, class_names) -> None:
+    """``report.md`` / ``report.json`` of a parsing test in ``cfg.work_dir``."""
+    from faceanalysis.evaluation import write_parsing_report
+    dataset, recipe = parsing_reference(cfg, args.config)
+    if dataset is None:
+        print_log('tools/test.py: no report (set paper_reference=dict(dataset=..., recipe=...) '
+                  'in the config)', logger='current')
+        return
+    extra = dict(config=args.config, checkpoint=args.checkpoint,
+                 class_names=list(class_names) if class_names else None)
+    kind, entry = checkpoint_entry(cfg, args.checkpoint, metrics)
+    previous = osp.join(cfg.work_dir, 'report.json')
+    if osp.isfile(previous):  # keep the other checkpoint (best / last) of an earlier test
+        try:
+            with open(previous) as f:
+                old = json.load(f).get('extra') or {}
+        except (OSError, ValueError):
+            old = {}
+        if old.get('config') == args.config:
+            for other in ('best', 'last'):
+                if old.get(other) and other != kind:
+                    extra[other] = old[other]
+    if kind is not None:
+        extra[kind] = entry
+    md_path, _ = write_parsing_report(to_builtin(metrics), dataset, recipe, cfg.work_dir,
+                                      extra=extra)
+    print_log(f'report written to {md_path} (and report.json)', logger='current')
+
+
+def enable_parsing_visualization(cfg: Config, show_dir: str) -> None:
+    """Write image | ground truth | prediction panels of every test sample into ``show_dir``."""
+    import faceanalysis.visualization  # noqa: F401  (registers ParsingVisualizationHook)
+    hooks = list(cfg.get('custom_hooks') or [])
+    hooks.append(dict(type='ParsingVisualizationHook', out_dir=show_dir))
+    cfg.custom_hooks = hooks
+
+
 def enable_visualization(cfg: Config, show_dir: str) -> None:
     """Draw every test sample into ``show_dir``."""
+    if is_parsing_test(cfg):
+        enable_parsing_visualization(cfg, show_dir)
+        return
     if cfg.get('default_hooks') is None:
         cfg.default_hooks = {}
     if cfg.default_hooks.get('visualization') is None:
@@ -117,6 +213,9 @@ def main(argv=None):
         runner = RUNNERS.build(cfg)
     metrics = runner.test()
 
+    if is_parsing_test(cfg) and is_main_process():
+        write_report(cfg, args, metrics,
+                     runner.test_dataloader.dataset.metainfo.get('classes'))
     if args.out and is_main_process():
         out_dir = osp.dirname(osp.abspath(args.out))
         os.makedirs(out_dir, exist_ok=True)

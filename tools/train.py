@@ -25,6 +25,7 @@ from mmengine.utils import import_modules_from_strings  # noqa: E402
 
 from faceanalysis.compat import setup_cpu_distributed  # noqa: E402
 from faceanalysis.datasets.synthetic import prepare_synthetic_data  # noqa: E402
+from faceanalysis.models.pretrained import check_pretrained_checkpoints  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -105,6 +106,10 @@ def main(argv=None):
         if cfg.get('custom_imports'):  # fromfile imported the config's own list only
             import_modules_from_strings(**cfg.custom_imports)
     cfg = merge_args(cfg, args)
+    try:  # before any long work: MMEngine would only load the weights after building everything
+        check_pretrained_checkpoints(cfg, args.config)
+    except FileNotFoundError as error:
+        raise SystemExit(f'tools/train.py: {error}')
 
     if cfg.get('synthetic_data'):
         prepare_synthetic_data(cfg.synthetic_data, logger=lambda msg: print_log(msg, 'current'))

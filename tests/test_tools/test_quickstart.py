@@ -4,8 +4,9 @@ All of them run the real command lines in subprocesses, from a temporary working
 the synthetic data is generated there on first use (``synthetic_data`` in the config):
 
 * ``tools/train.py`` trains the quickstart config and logs metrics; the loss decreases;
-* ``tools/test.py`` evaluates its last checkpoint and writes ``--out`` JSON (same mIoU as the
-  validation at the end of training) and ``--show-dir`` drawings;
+* ``tools/test.py`` evaluates its last checkpoint and writes ``--out`` JSON (same metrics as the
+  validation at the end of training), ``report.md`` / ``report.json`` and ``--show-dir``
+  drawings (image | ground truth | prediction);
 * ``--resume``: a run stopped at iteration 20 and resumed to 50 continues at 21 with the learning
   rate, losses and final weights of the uninterrupted run;
 * ``tools/dist_train.sh ... 2`` trains with 2 CPU processes (gloo): the ranks see disjoint
@@ -126,12 +127,16 @@ def test_test_tool_writes_metrics_json(workspace, run_a):
                 '--out', out_json, '--show-dir', show_dir], cwd=workspace)
     assert 'generating' not in proc.stdout  # the data exists already
     metrics = json.loads(out_json.read_text())
-    for key in ('aAcc', 'mIoU', 'mAcc', 'mFscore'):
+    for key in ('mean_f1', 'mIoU', 'aAcc', 'f1/skin', 'f1/hair'):  # FaceParsingMetric
         assert isinstance(metrics[key], float) and 0 <= metrics[key] <= 100, key
     # the same weights on the same split as the validation at the end of training
     (records, ) = read_scalars(run_a['work_dir'])
     val = [r for r in records if 'mIoU' in r][-1]
     assert metrics['mIoU'] == pytest.approx(val['mIoU'], abs=1e-6)
+    assert metrics['mean_f1'] == pytest.approx(val['mean_f1'], abs=1e-6)
+    report = json.loads((workspace / 'T' / 'report.json').read_text())
+    assert report['metrics']['mean_f1'] == pytest.approx(metrics['mean_f1'])
+    assert (workspace / 'T' / 'report.md').is_file()
     drawn = [f for _, _, files in os.walk(show_dir) for f in files if f.endswith('.png')]
     assert len(drawn) == 4, drawn  # one per test image
 
@@ -177,7 +182,8 @@ def test_dist_train_two_cpu_ranks(tmp_path):
     work_dir = tmp_path / 'D'
     proc = run(['bash', TOOLS / 'dist_train.sh', QUICKSTART, 2, '--work-dir', work_dir,
                 '--cfg-options', f'train_cfg.max_iters={iters}',
-                'custom_imports.imports=[faceanalysis.models,faceanalysis.datasets,dist_probe]',
+                'custom_imports.imports=[faceanalysis.models,faceanalysis.datasets,'
+                'faceanalysis.evaluation,dist_probe]',
                 'default_hooks.probe.type=DistProbeHook'],
                cwd=tmp_path, timeout=300,
                env=dict(PYTHON=sys.executable, PORT=str(_free_port()), OMP_NUM_THREADS='1'))

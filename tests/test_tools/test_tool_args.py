@@ -39,10 +39,17 @@ def test_quickstart_config_is_consistent():
     root = cfg.synthetic_data.root
     assert cfg.synthetic_data.kind == 'lapa'
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset.type == 'LaPaDataset'
         assert cfg[loader].dataset.data_root == root, loader
-    assert cfg.val_dataloader.dataset.data_prefix.img_path == 'test/images'
-    assert len(cfg.train_dataloader.dataset.metainfo.classes) == 11
+    assert cfg.train_dataloader.dataset.split == 'train'
+    assert cfg.val_dataloader.dataset.split == 'test'
+    assert cfg.model.type == 'FaceParsingSegmentor'
     assert cfg.model.decode_head.num_classes == 11
+    assert cfg.val_evaluator.type == 'FaceParsingMetric'
+    assert 'faceanalysis.evaluation' in cfg.custom_imports.imports
+    # FaRL's pipeline at a small canvas: alignment from the landmarks, tanh-warp
+    pipeline = [t.type for t in cfg.train_dataloader.dataset.pipeline]
+    assert pipeline.index('FaceAlignMatrix') < pipeline.index('TanhWarp')
     # explicit scheduler ends (stack.md P17) and validation at the end of training
     assert all('end' in scheduler for scheduler in cfg.param_scheduler)
     assert cfg.param_scheduler[-1].end == cfg.train_cfg.max_iters == cfg.train_cfg.val_interval
@@ -87,7 +94,14 @@ def test_amp_sets_amp_optim_wrapper(train_tool, monkeypatch):
 
 
 def test_show_dir_adds_the_task_visualization_hook(test_tool):
+    # face parsing (FaceParsingMetric): image | ground truth | prediction panels
     cfg = Config.fromfile(QUICKSTART)
+    test_tool.enable_visualization(cfg, 'out/parsing')
+    assert dict(type='ParsingVisualizationHook', out_dir='out/parsing') in cfg.custom_hooks
+    # other mmseg configs: mmseg's hook and visualizer
+    cfg = Config(dict(default_scope='mmseg', default_hooks={},
+                      test_evaluator=dict(type='IoUMetric'),
+                      visualizer=dict(type='SegLocalVisualizer', name='visualizer')))
     test_tool.enable_visualization(cfg, 'out/show')
     hook = cfg.default_hooks.visualization
     assert hook.type == 'SegVisualizationHook' and hook.draw and hook.interval == 1
