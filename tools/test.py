@@ -11,6 +11,10 @@
 # come from the config's `paper_reference = dict(dataset=..., recipe=...)`. Testing the best and
 # then the last checkpoint into the same work dir lists both in the report. --show-dir writes one
 # PNG per image: image | ground truth | prediction, in original-image space.
+#
+# Face alignment (FaceAlignmentMetric): report.md / report.json with every subset and FaRL's
+# numbers beside ours and a CED curve PNG per test subset in the work dir; --show-dir draws the
+# predicted (red) and ground-truth (green) landmarks on every test image.
 import os.path as osp
 import sys
 
@@ -68,6 +72,11 @@ def _evaluator_types(evaluator) -> list:
     if 'metrics' in evaluator:  # an Evaluator config
         return _evaluator_types(evaluator['metrics'])
     return [evaluator.get('type')]
+
+
+def is_alignment_test(cfg: Config) -> bool:
+    """Whether the test evaluator is (or includes) ``FaceAlignmentMetric``."""
+    return 'FaceAlignmentMetric' in _evaluator_types(cfg.get('test_evaluator'))
 
 
 def is_parsing_test(cfg: Config) -> bool:
@@ -150,6 +159,10 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
     if is_parsing_test(cfg):
         enable_parsing_visualization(cfg, show_dir)
         return
+    if is_alignment_test(cfg):
+        # drawn after the test by write_alignment_outputs (OpenCV): mmpose's PoseLocalVisualizer
+        # fails on numpy 2.4 (int() of a 1-element array in draw_circles)
+        return
     if cfg.get('default_hooks') is None:
         cfg.default_hooks = {}
     if cfg.default_hooks.get('visualization') is None:
@@ -216,6 +229,12 @@ def main(argv=None):
     if is_parsing_test(cfg) and is_main_process():
         write_report(cfg, args, metrics,
                      runner.test_dataloader.dataset.metainfo.get('classes'))
+    if is_main_process():
+        from faceanalysis.apis.reporting import (find_alignment_metric,
+                                                 write_alignment_outputs)
+        if find_alignment_metric(runner) is not None:
+            # report.md / report.json, one CED PNG per test subset, landmarks with --show-dir
+            write_alignment_outputs(runner, metrics, cfg, cfg.work_dir, show_dir=args.show_dir)
     if args.out and is_main_process():
         out_dir = osp.dirname(osp.abspath(args.out))
         os.makedirs(out_dir, exist_ok=True)

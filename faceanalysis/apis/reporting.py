@@ -110,6 +110,12 @@ def draw_test_predictions(runner, show_dir: str) -> int:
 
     os.makedirs(show_dir, exist_ok=True)
     model = runner.model
+    for hook in getattr(runner, 'hooks', ()):
+        # EMAHook swaps its averaged weights in for the test only: draw with those, the weights
+        # the metrics were computed with
+        ema = getattr(hook, 'ema_model', None) if type(hook).__name__ == 'EMAHook' else None
+        if ema is not None:
+            model = ema.module
     model.eval()
     written = 0
     with torch.no_grad():

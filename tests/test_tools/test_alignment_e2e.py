@@ -59,12 +59,16 @@ def test_train_then_test_reaches_nme_below_5(trained):
     cwd, work_dir, ckpt = trained
     out = cwd / 'metrics.json'
     proc = _run([sys.executable, REPO / 'tools' / 'test.py', CONFIG, ckpt, '--work-dir',
-                 cwd / 'test', '--out', out], cwd)
+                 cwd / 'test', '--out', out, '--show-dir', cwd / 'vis'], cwd)
     metrics = json.loads(out.read_text())
     print(f'tools/test.py: {proc.seconds:.0f} s, metrics {metrics}')
     assert metrics['count/full'] == 20  # the 20 training faces
     assert metrics['nme'] == metrics['nme_inter_ocular/full']
     assert metrics['nme'] < 5.0  # x100: inter-ocular NME < 0.05
+    report = (cwd / 'test' / 'report.md').read_text()
+    assert 'inter_ocular' in report and (cwd / 'test' / 'report.json').is_file()
+    assert list((cwd / 'test').glob('ced_*.png')), sorted(p.name for p in (cwd / 'test').iterdir())
+    assert len(list((cwd / 'vis').rglob('*.png'))) == 20
 
 
 def test_face_aligner_and_demo_on_trained_model(trained):
