@@ -32,7 +32,7 @@ from mmengine.registry import Registry
 
 __all__ = [
     'MirroredRegistry', 'MODELS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'METRICS',
-    'EVALUATOR', 'HOOKS', 'LOOPS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
+    'EVALUATOR', 'HOOKS', 'LOOPS', 'MODEL_WRAPPERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
     'PARAM_SCHEDULERS', 'VISUALIZERS', 'VISBACKENDS', 'CHECKPOINT_CONVERTERS'
 ]
 
@@ -99,8 +99,9 @@ DATA_SAMPLERS = _mirrored('DATA_SAMPLERS', locations=['faceanalysis.datasets'])
 TRANSFORMS = _mirrored('TRANSFORMS', locations=['faceanalysis.datasets'])
 METRICS = _mirrored('METRICS', locations=['faceanalysis.evaluation'])
 EVALUATOR = _mirrored('EVALUATOR')
-HOOKS = _mirrored('HOOKS')
-LOOPS = _mirrored('LOOPS')
+HOOKS = _mirrored('HOOKS', locations=['faceanalysis.engine'])
+LOOPS = _mirrored('LOOPS', locations=['faceanalysis.engine'])
+MODEL_WRAPPERS = _mirrored('MODEL_WRAPPERS', locations=['faceanalysis.engine'])
 OPTIM_WRAPPERS = _mirrored('OPTIM_WRAPPERS')
 OPTIM_WRAPPER_CONSTRUCTORS = _mirrored('OPTIM_WRAPPER_CONSTRUCTORS')
 PARAM_SCHEDULERS = _mirrored('PARAM_SCHEDULERS')

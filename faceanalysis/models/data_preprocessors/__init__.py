@@ -1,0 +1,3 @@
+from .image_text import ImageTextDataPreprocessor
+
+__all__ = ['ImageTextDataPreprocessor']
