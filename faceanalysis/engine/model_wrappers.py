@@ -21,10 +21,13 @@ __all__ = ['PretrainDistributedDataParallel']
 @MODEL_WRAPPERS.register_module()
 class PretrainDistributedDataParallel(MMDistributedDataParallel):
     """``MMDistributedDataParallel`` that delegates to ``module.accumulated_train_step``
-    when the module's ``accumulation_steps`` > 1."""
+    when the module's ``accumulation_steps`` > 1, and lets a module with momentum targets
+    (``attach_optimizer``, MCF) follow the optimizer's real steps."""
 
     def train_step(self, data: Any, optim_wrapper: OptimWrapper) -> Dict[str, Any]:
         module = self.module
+        if hasattr(module, 'attach_optimizer'):  # MCF: momentum update after optimizer steps
+            module.attach_optimizer(optim_wrapper)
         if getattr(module, 'accumulation_steps', 1) > 1:
             return module.accumulated_train_step(data, optim_wrapper, grad_forward=self,
                                                  no_sync=self.no_sync)

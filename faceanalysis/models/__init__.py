@@ -6,3 +6,4 @@ from .losses import *  # noqa: F401,F403
 from .pose_estimators import *  # noqa: F401,F403
 from .pretrainers import *  # noqa: F401,F403
 from .segmentors import *  # noqa: F401,F403
+from .teachers import *  # noqa: F401,F403

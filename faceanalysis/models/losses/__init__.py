@@ -1,4 +1,7 @@
 """Pre-training losses (registered in MODELS)."""
 from .clip_loss import ClipContrastiveLoss, distributed_rank_world, gather_features
+from .feature_distill_loss import FeatureDistillLoss
+from .moco_v3_loss import MoCoV3Loss, gather_keys_without_grad
 
-__all__ = ['ClipContrastiveLoss', 'distributed_rank_world', 'gather_features']
+__all__ = ['ClipContrastiveLoss', 'distributed_rank_world', 'gather_features',
+           'FeatureDistillLoss', 'MoCoV3Loss', 'gather_keys_without_grad']

@@ -1,4 +1,8 @@
 """Pre-training algorithms (MMEngine ``BaseModel`` s registered in MODELS)."""
-from .clip_pretrainer import CLIPPretrainer, split_batch
+from .clip_pretrainer import CLIPPretrainer, build_data_preprocessor, split_batch
+from .mae_decoder import MAEDecoder, init_mae_weights, patchify, unpatchify
+from .mcf_pretrainer import MCFMomentumHook, MCFPretrainer, build_mlp
 
-__all__ = ['CLIPPretrainer', 'split_batch']
+__all__ = ['CLIPPretrainer', 'build_data_preprocessor', 'split_batch', 'MAEDecoder',
+           'init_mae_weights', 'patchify', 'unpatchify', 'MCFMomentumHook', 'MCFPretrainer',
+           'build_mlp']
