@@ -12,6 +12,8 @@ Example:
     >>> farl = 'checkpoints/FaRL-Base-Patch16-LAIONFace20M-ep64.pth'
     >>> visual, layout = load_visual_state_dict(farl)
 """
+from .export import (export_hf_clip, export_mae_timm, export_openai_clip,
+                     load_pretrain_state_dict)
 from .hf_clip import convert_hf_clip
 from .hints import LAYOUT_PRESETS, infer_hints
 from .io import UnsafeCheckpointError, load_checkpoint_file, read_hf_config
@@ -24,5 +26,6 @@ __all__ = [
     'LAYOUTS', 'LAYOUT_PRESETS', 'UnsafeCheckpointError', 'convert_hf_clip', 'convert_mae_timm',
     'convert_openai_clip', 'convert_state_dict', 'detect_layout', 'infer_hints',
     'load_checkpoint_file', 'load_clip_checkpoint', 'load_visual_state_dict', 'read_hf_config',
-    'resolve_checkpoint', 'unwrap_checkpoint'
+    'resolve_checkpoint', 'unwrap_checkpoint', 'export_hf_clip', 'export_mae_timm',
+    'export_openai_clip', 'load_pretrain_state_dict'
 ]
