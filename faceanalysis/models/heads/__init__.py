@@ -1,4 +1,5 @@
-"""mmpose heads of faceanalysis (registered in MODELS, mirrored into mmseg's and mmpose's)."""
+"""Heads of faceanalysis (registered in MODELS, mirrored into mmseg's and mmpose's)."""
 from .face_alignment_head import FaceHeatmapHead
+from .mim_head import MIMHead
 
-__all__ = ['FaceHeatmapHead']
+__all__ = ['FaceHeatmapHead', 'MIMHead']
