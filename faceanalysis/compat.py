@@ -158,6 +158,8 @@ def patch_mmengine_package_lookup() -> bool:
 # 3. torch >= 2.6 loads checkpoints with ``weights_only=True``
 # ---------------------------------------------------------------------------------------------
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+# MMEngine's OneCycleParamScheduler pickles its annealing function the same way (ALIP's schedule).
+_ONE_CYCLE_METHODS = ('_annealing_cos', '_annealing_linear')
 
 
 def _restricted_getattr(obj: Any, name: str) -> Any:
@@ -165,19 +167,25 @@ def _restricted_getattr(obj: Any, name: str) -> Any:
 
     MMEngine pickles ``HistoryBuffer.statistics_methods`` as ``getattr(HistoryBuffer, 'min')``;
     allowlisting the real ``getattr`` would hand a pickle every attribute of every allowlisted
-    object (``__class__``, ``__globals__`` ...). This resolves exactly those four methods.
+    object (``__class__``, ``__globals__`` ...). This resolves exactly those four methods, and
+    the two annealing functions ``OneCycleParamScheduler`` stores in its state.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.optim.scheduler.param_scheduler import OneCycleParamScheduler
     if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
         return getattr(obj, name)
+    if obj is OneCycleParamScheduler and name in _ONE_CYCLE_METHODS:
+        return getattr(obj, name)
     raise RuntimeError(f'checkpoint asked for getattr({obj!r}, {name!r}), which the faceanalysis '
-                       'allowlist does not permit (only HistoryBuffer statistics methods)')
+                       'allowlist does not permit (only HistoryBuffer statistics methods and '
+                       "OneCycleParamScheduler's annealing functions)")
 
 
 def checkpoint_safe_globals() -> list:
     """The globals an MMEngine / MAE / HF checkpoint may reference, and why each is needed."""
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.optim.scheduler.param_scheduler import OneCycleParamScheduler
     multiarray = importlib.import_module('numpy._core.multiarray')
     dtype_classes = sorted({type(np.dtype(code)) for code in np.typecodes['All'] if code != 'M'
                             and code != 'm'} | {type(np.dtype('datetime64[s]')),
@@ -185,6 +193,7 @@ def checkpoint_safe_globals() -> list:
                            key=lambda cls: cls.__name__)
     entries = [
         HistoryBuffer,            # message_hub log history in every MMEngine checkpoint
+        OneCycleParamScheduler,   # its state holds getattr(OneCycleParamScheduler, '_annealing_*')
         np.ndarray, np.dtype,     # numpy arrays/scalars in message_hub and dataset_meta
         *dtype_classes,           # numpy 2 pickles a dtype by its class (np.dtypes.Float64DType ...)
         bytes,                    # numpy 2 pickles empty arrays (mmpose sigmas) through bytes()
