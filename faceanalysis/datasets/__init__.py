@@ -1,4 +1,5 @@
 """Datasets, transforms and synthetic data of faceanalysis."""
+from . import pretrain  # noqa: F401  (pre-training datasets and transforms)
 from . import transforms  # noqa: F401  (registers the pipeline transforms)
 from .alignment import AFLW19Dataset, IBUG300WDataset, WFLWCSVDataset
 from .celebamaskhq import (CELEBAMASKHQ_CLASSES, CELEBAMASKHQ_PARTS, CELEBAMASKHQ_SPLIT_SIZES,
@@ -10,6 +11,9 @@ from .synthetic import (LAPA_CLASSES, LAPA_PALETTE, make_synthetic_lapa, prepare
 from .synthetic_alignment import (make_synthetic_300w, make_synthetic_aflw19,
                                   make_synthetic_wflw)
 from .synthetic_celebamaskhq import make_synthetic_celebamaskhq
+from .synthetic_image_text import (caption_content, make_toy_corpus, write_image_folder,
+                                   write_image_text_shards, write_image_text_tsv,
+                                   write_lmdb_images)
 
 __all__ = [
     'LAPA_CLASSES', 'LAPA_PALETTE', 'make_synthetic_lapa', 'prepare_synthetic_data',
@@ -21,4 +25,8 @@ __all__ = [
 __all__ += [
     'IBUG300WDataset', 'WFLWCSVDataset', 'AFLW19Dataset', 'make_synthetic_300w',
     'make_synthetic_wflw', 'make_synthetic_aflw19'
+]
+__all__ += [
+    'caption_content', 'make_toy_corpus', 'write_image_folder', 'write_image_text_shards',
+    'write_image_text_tsv', 'write_lmdb_images'
 ]
