@@ -57,6 +57,10 @@ class StreamingIterBasedTrainLoop(IterBasedTrainLoop):
 
     def _start_iterator(self) -> None:
         dataset = self.dataloader.dataset
+        # An infinite stream reports an epoch as its length (MMEngine sizes schedules with it);
+        # PyTorch would warn on every batch past that length, so its check is switched off.
+        if self.is_streaming:
+            self.dataloader._IterableDataset_len_called = None
         if self.is_streaming and hasattr(dataset, 'set_resume_point'):
             dataset.set_resume_point(consumed_batches=self._iter,
                                      batch_size=self.dataloader.batch_size,

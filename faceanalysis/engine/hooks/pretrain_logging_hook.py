@@ -32,8 +32,9 @@ class PretrainLoggingHook(Hook):
     """Log ``train/samples_per_s`` (global) and the data stream's skip counts.
 
     Args:
-        skip_interval: read the dataset's ``skip_counts()`` every this many iterations
-            (``train/skipped_<reason>`` scalars, cumulative over the run's data workers).
+        skip_interval: read the dataset's ``skip_counts()`` every this many iterations:
+            ``train/skipped`` (total) and ``train/skipped_<reason>`` for every reason seen,
+            cumulative over this rank's data workers.
     """
 
     priority = 'BELOW_NORMAL'
@@ -53,8 +54,11 @@ class PretrainLoggingHook(Hook):
             hub.update_scalar('train/samples_per_s', samples / max(elapsed, 1e-9))
         if self.every_n_train_iters(runner, self.skip_interval) or runner.iter == 0:
             counts = self.skip_counts(runner)
+            if counts:
+                hub.update_scalar('train/skipped', sum(counts.values()))
             for reason, count in counts.items():
-                hub.update_scalar(f'train/skipped_{reason}', count)
+                if count:  # a reason appears in the log once it has happened
+                    hub.update_scalar(f'train/skipped_{reason}', count)
 
     @staticmethod
     def skip_counts(runner) -> Dict[str, int]:
