@@ -24,10 +24,21 @@ _REMOTE_PREFIXES = ('http://', 'https://', 's3://', 'open-mmlab://', 'torchvisio
                     'mmcls://', 'mmpretrain://', 'modelzoo://')
 
 
+#: Modules that read a file named in their own ``checkpoint`` / ``codebook`` argument at
+#: construction (frozen teachers and MIM targets of the pre-training recipes).
+_FILE_ARGUMENTS = {
+    'Pretrained': ('checkpoint', ),
+    'FrozenViTTeacher': ('checkpoint', ),
+    'TeacherFeatureTarget': ('checkpoint', ),
+    'CodebookTokenizer': ('checkpoint', 'codebook'),
+}
+
+
 def _walk(node: Any, key: str, found: List[Tuple[str, str]]) -> None:
     if isinstance(node, Mapping):
-        if node.get('type') == 'Pretrained' and isinstance(node.get('checkpoint'), str):
-            found.append((f'{key}.checkpoint', node['checkpoint']))
+        for argument in _FILE_ARGUMENTS.get(node.get('type'), ()):
+            if isinstance(node.get(argument), str):
+                found.append((f'{key}.{argument}', node[argument]))
         for name, value in node.items():
             _walk(value, f'{key}.{name}', found)
     elif isinstance(node, (list, tuple)):
@@ -36,7 +47,8 @@ def _walk(node: Any, key: str, found: List[Tuple[str, str]]) -> None:
 
 
 def find_pretrained_checkpoints(cfg: Mapping) -> List[Tuple[str, str]]:
-    """Every ``init_cfg`` checkpoint (and mmseg's ``model.pretrained``) of ``cfg.model``.
+    """Every ``init_cfg`` checkpoint (and mmseg's ``model.pretrained``) of ``cfg.model``, and
+    the files of frozen teachers and MIM targets (``checkpoint=``, ``codebook=``).
 
     Returns:
         ``[(config key, path), ...]`` in config order, e.g.
@@ -76,7 +88,10 @@ def check_pretrained_checkpoints(cfg: Mapping, config_name: Optional[str] = None
         lines.append(f'  {key} = {path!r} (looked for {osp.abspath(path)}, from the working '
                      f'directory {os.getcwd()})')
     lines.append(_DOWNLOAD_HINT)
-    lines.append('To use a file elsewhere: --cfg-options '
-                 f'{missing[0][0]}=PATH. To train without pre-trained weights (not the '
-                 f'published recipe): --cfg-options {missing[0][0].rsplit(".", 1)[0]}=None')
+    key = missing[0][0]
+    hint = f'To use a file elsewhere: --cfg-options {key}=PATH.'
+    if key.endswith('init_cfg.checkpoint'):
+        hint += (' To train without pre-trained weights (not the published recipe): '
+                 f'--cfg-options {key.rsplit(".", 1)[0]}=None')
+    lines.append(hint)
     raise FileNotFoundError('\n'.join(lines))
