@@ -56,8 +56,11 @@ warmup_iters = max_iters // 10
 optim_wrapper = dict(
     accumulative_counts=accumulation,
     optimizer=dict(lr=2e-5, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01),
-    # TencentPretrain decays everything except names with bias / gamma / beta (LayerNorms)
-    paramwise_cfg=dict(_delete_=True, norm_decay_mult=0., bias_decay_mult=0.))
+    # TencentPretrain decays everything except names with bias / gamma / beta (LayerNorms).
+    # MMEngine's bias_decay_mult only sees parameters named `bias`: the fused q|k|v bias
+    # (`attn.in_proj_bias`, HF's q/k/v_proj.bias) needs its own key.
+    paramwise_cfg=dict(_delete_=True, norm_decay_mult=0., bias_decay_mult=0.,
+                       custom_keys={'in_proj_bias': dict(decay_mult=0.)}))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-4, by_epoch=False, begin=0, end=warmup_iters),
     dict(type='LinearLR', start_factor=1., end_factor=0., by_epoch=False, begin=warmup_iters,

@@ -6,14 +6,16 @@ every image again). For a web-scale stream that is hours of wasted decoding, and
 persistent workers the dataset copies in the workers never learn where to start. This loop
 creates the iterator in :meth:`run`, after resuming, and first tells a streaming dataset how
 many batches this rank has consumed (``set_resume_point``), so the workers skip raw samples
-without decoding and the next batch is the one an uninterrupted run would have drawn. Map-style
-datasets keep MMEngine's behaviour.
+without decoding and the next batch is the one an uninterrupted run would have drawn. With
+map-style data and MMEngine's ``InfiniteSampler`` the consumed indices are drawn from the
+sampler without loading them; other samplers keep MMEngine's behaviour (replaying batches).
 """
 from __future__ import annotations
 
 import logging
 from typing import Dict, List, Optional, Tuple, Union
 
+from mmengine.dataset import InfiniteSampler
 from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.base_loop import BaseLoop
@@ -69,6 +71,17 @@ class StreamingIterBasedTrainLoop(IterBasedTrainLoop):
             if self._iter:
                 print_log(f'Resumed the data stream after {self._iter} batches of this rank '
                           '(raw samples skipped without decoding)', logger='current')
+            return
+        sampler = getattr(self.dataloader, 'sampler', None)
+        if isinstance(sampler, InfiniteSampler) and self._iter:
+            # Map-style data with MMEngine's InfiniteSampler (MCF's image folders / LMDB): its
+            # index stream is one generator, so the consumed indices are drawn without loading
+            # a single image, and the DataLoader continues with the next ones.
+            for _ in range(self._iter * self.dataloader.batch_size):
+                next(sampler.indices)
+            self.dataloader_iterator = _InfiniteDataloaderIterator(self.dataloader)
+            print_log(f'Resumed the sampler after {self._iter} batches of this rank '
+                      '(indices skipped without loading)', logger='current')
             return
         self.dataloader_iterator = _InfiniteDataloaderIterator(self.dataloader)
         if self._iter:

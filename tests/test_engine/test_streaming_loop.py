@@ -85,3 +85,38 @@ def test_resumed_stream_continues_where_it_stopped(tmp_path):
     # the uninterrupted stream crossed into the second epoch and saw every sample of the first
     seen = [key for i in range(6) for key in full[i]]
     assert len(seen) == len(set(seen)) == 24
+
+
+def test_map_style_resume_skips_sampler_indices_without_loading(tmp_path):
+    from faceanalysis.datasets import write_image_text_tsv
+    write_image_text_tsv(str(tmp_path / 'tsv'), num_samples=12, seed=0, image_size=16)
+
+    def config(work_dir, max_iters):
+        cfg = _config(work_dir, None, max_iters)
+        cfg['train_dataloader'] = dict(
+            batch_size=2, num_workers=0, sampler=dict(type='InfiniteSampler', shuffle=True),
+            collate_fn=dict(type='default_collate'),
+            dataset=dict(type='ImageTextTsvDataset', data_root=str(tmp_path / 'tsv'),
+                         ann_file='captions.tsv',
+                         pipeline=[dict(type='TokenizeText', context_length=8),
+                                   dict(type='PackImageText')]))
+        return cfg
+
+    _KeyRecorder.record = {}
+    Runner(**config(tmp_path / 'map_full', 9)).train()
+    full = dict(_KeyRecorder.record)
+    Runner(**config(tmp_path / 'map_part', 3)).train()
+    _KeyRecorder.record = {}
+    cfg = config(tmp_path / 'map_part', 9)
+    resumed = Runner(**dict(cfg, experiment_name='map_resumed', resume=True,
+                            load_from=str(tmp_path / 'map_part' / 'iter_3.pth')))
+    loaded = []
+    dataset = resumed.train_dataloader.dataset
+    original = type(dataset).__getitem__
+    type(dataset).__getitem__ = lambda self, idx: loaded.append(idx) or original(self, idx)
+    try:
+        resumed.train()
+    finally:
+        type(dataset).__getitem__ = original
+    assert dict(_KeyRecorder.record) == {i: full[i] for i in range(3, 9)}
+    assert len(loaded) == 6 * 2  # only the batches trained after the resume were loaded
