@@ -318,6 +318,14 @@ class FaceViT(BaseModule):
         tokens, _ = self.prepare_tokens(x, mask=mask)
         tokens = self.drop_tokens(tokens, token_drop_ratio)
         tokens, _ = self.transformer(tokens)
+        return self.pool_tokens(tokens)
+
+    def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Pool the last block's tokens (B, 1 + K, D), CLS first: ``pool``, ``ln_post``, ``proj``.
+
+        Returns:
+            (B, output_dim) if ``proj`` exists, else (B, D).
+        """
         if self.pool == 'cls':
             pooled = self.ln_post(tokens[:, 0]) if self.ln_post is not None else tokens[:, 0]
         else:

@@ -135,17 +135,6 @@ class FaRLPretrainer(CLIPPretrainer):
             [*self.mim_target.named_parameters(), *self.mim_target.named_buffers()]]
 
     # ------------------------------------------------------------------ features and losses
-    def _pool_image(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The tail of :meth:`FaceViT.forward_pooled`: pool, ``ln_post``, ``proj``."""
-        visual = self.clip.visual
-        if visual.pool == 'cls':
-            pooled = tokens[:, 0]
-            pooled = visual.ln_post(pooled) if visual.ln_post is not None else pooled
-        else:
-            normed = visual.ln_post(tokens) if visual.ln_post is not None else tokens
-            pooled = normed.mean(dim=1)
-        return pooled @ visual.proj if visual.proj is not None else pooled
-
     def _check_mask(self, mim_mask: Optional[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         if mim_mask is None:
             raise ValueError('FaRLPretrainer needs a mim_mask (B, N) bool in the batch: add '
@@ -179,7 +168,7 @@ class FaRLPretrainer(CLIPPretrainer):
                                           mask=torch.cat([torch.zeros_like(mask), mask]))
         tokens, _ = visual.transformer(tokens)
         clean, corrupted = tokens[:batch_size], tokens[batch_size:]
-        image = F.normalize(self._pool_image(clean), dim=-1)
+        image = F.normalize(self.clip.visual.pool_tokens(clean), dim=-1)
         text_features = self.clip.encode_text(text, normalize=True)
 
         pred = self.mim_head(corrupted, mask)  # (M, K), sample-major
