@@ -5,7 +5,7 @@
 # generated toy corpus, evaluated by zero-shot retrieval on held-out pairs every 50 iterations.
 #
 #   python tools/train.py configs/pretrain/alip-tiny_toy-shapes_cpu.py
-#   python tools/export_backbone.py work_dirs/alip-tiny_toy-shapes_cpu/iter_200.pth \
+#   python tools/export_backbone.py work_dirs/alip-tiny_toy-shapes_cpu/iter_80.pth \
 #       checkpoints/alip_tiny.pt --format alip
 #   # FaceCLIP.from_pretrained('checkpoints/alip_tiny.pt', act='gelu', vision_heads=4,
 #   #                          text_heads=4)  (a flat ALIP dict holds no architecture hints)
@@ -45,7 +45,7 @@ model = dict(
     logit_scale_clamp='param',
     data_preprocessor=dict(type='ImageTextDataPreprocessor'))  # CLIP statistics
 
-max_iters = 200
+max_iters = 80
 max_lr = 2e-3
 pct_start = 0.1
 optim_wrapper = dict(
@@ -53,7 +53,7 @@ optim_wrapper = dict(
     _delete_=True,
     optimizer=dict(type='AdamW', lr=max_lr, betas=(0.95, 0.98), eps=1e-6, weight_decay=0.2),
     clip_grad=dict(max_norm=1.0))  # no paramwise_cfg: one group, every parameter decayed
-warm = pct_start * max_iters  # torch OneCycleLR's phase boundary (20.0 here)
+warm = pct_start * max_iters  # torch OneCycleLR's phase boundary (8.0 here)
 first_end = int(warm) + (1 if warm > int(warm) else 0)  # ceil
 param_scheduler = [
     dict(type='OneCycleLR', eta_max=max_lr, total_steps=max_iters, pct_start=pct_start,
@@ -63,10 +63,10 @@ param_scheduler = [
     dict(type='CosineAnnealingMomentum', T_max=max_iters - warm, eta_min=0.95,
          begin=first_end - 1, end=max_iters, by_epoch=False),
 ]
-train_cfg = dict(type='StreamingIterBasedTrainLoop', max_iters=max_iters, val_interval=50)
+train_cfg = dict(type='StreamingIterBasedTrainLoop', max_iters=max_iters, val_interval=40)
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=100, max_keep_ckpts=3, save_best='retrieval/i2t_R@1',
+    checkpoint=dict(interval=60, max_keep_ckpts=3, save_best='retrieval/i2t_R@1',
                     rule='greater'))
 log_processor = dict(window_size=10)  # each logged value is the mean of its 10 iterations
 custom_hooks = [dict(type='PretrainLoggingHook', skip_interval=10)]

@@ -5,7 +5,7 @@
 #
 #   python tools/train.py configs/pretrain/farl-tiny_toy-shapes_flip-mask50_cpu.py
 #   python tools/export_backbone.py \
-#       work_dirs/farl-tiny_toy-shapes_flip-mask50_cpu/iter_400.pth checkpoints/toy_clip.pth
+#       work_dirs/farl-tiny_toy-shapes_flip-mask50_cpu/iter_300.pth checkpoints/toy_clip.pth
 #   python tools/train.py configs/quickstart/lapa-synthetic_farl-tiny_toy-pretrained.py
 #
 # Same machinery as the real recipes (configs/pretrain/flip-b16_mask50_laionface.py): WebDataset
@@ -35,9 +35,9 @@ model = dict(
     logit_scale_clamp='forward',
     data_preprocessor=dict(type='ImageTextDataPreprocessor'))  # CLIP statistics
 
-max_iters = 400
-warmup_iters = 40
-unmasked_begin = 340  # the last 60 iterations see whole images (FLIP's unmasked tuning)
+max_iters = 300
+warmup_iters = 30
+unmasked_begin = 250  # the last 50 iterations see whole images (FLIP's unmasked tuning)
 optim_wrapper = dict(
     type='OptimWrapper',
     _delete_=True,

@@ -3,7 +3,7 @@
 #
 #   python tools/train.py configs/pretrain/farl-tiny_toy-shapes_flip-mask50_cpu.py
 #   python tools/export_backbone.py \
-#       work_dirs/farl-tiny_toy-shapes_flip-mask50_cpu/iter_400.pth checkpoints/toy_clip.pth
+#       work_dirs/farl-tiny_toy-shapes_flip-mask50_cpu/iter_300.pth checkpoints/toy_clip.pth
 #   python tools/train.py configs/quickstart/lapa-synthetic_farl-tiny_toy-pretrained.py
 #
 # The exported file is FaRL's released layout ({'state_dict': OpenAI CLIP keys}), loaded by the
