@@ -11,9 +11,9 @@ from .synthetic import (LAPA_CLASSES, LAPA_PALETTE, make_synthetic_lapa, prepare
 from .synthetic_alignment import (make_synthetic_300w, make_synthetic_aflw19,
                                   make_synthetic_wflw)
 from .synthetic_celebamaskhq import make_synthetic_celebamaskhq
-from .synthetic_image_text import (caption_content, make_toy_corpus, write_image_folder,
-                                   write_image_text_shards, write_image_text_tsv,
-                                   write_lmdb_images)
+from .synthetic_face_crops import write_image_folder, write_lmdb_images
+from .synthetic_image_text import (caption_content, make_toy_corpus, write_image_text_shards,
+                                   write_image_text_tsv)
 
 __all__ = [
     'LAPA_CLASSES', 'LAPA_PALETTE', 'make_synthetic_lapa', 'prepare_synthetic_data',

@@ -27,12 +27,11 @@ Writers, each producing the on-disk format a real corpus has:
   ``relative/path<TAB>caption[<TAB>aux caption]`` lines, no header.
 * :func:`make_toy_corpus`: a train set (shards) plus a disjoint held-out val set (TSV), created
   once and reused (a marker file records the parameters).
-* :func:`write_image_folder` / :func:`write_lmdb_images`: image-only face crops for MCF, in
-  torchvision's ImageFolder layout and in MCF's LMDB layout (pretrain.md §3.3).
 
-Importing this module adds the kinds ``'toy_image_text'`` (:func:`make_toy_corpus`) and
-``'face_crops'`` (:func:`write_image_folder`), through adapters that also take the arguments of
-``tools/misc/make_synthetic_data.py``, to
+Image-only face crops for MCF are in :mod:`.synthetic_face_crops`.
+
+Importing this module adds the kind ``'toy_image_text'`` (:func:`make_toy_corpus`), through an
+adapter that also takes the arguments of ``tools/misc/make_synthetic_data.py``, to
 :data:`~faceanalysis.datasets.synthetic.SYNTHETIC_MAKERS`, so a tiny config can carry
 ``synthetic_data = dict(kind='toy_image_text', root=..., num_train=64)`` and have the data made
 on first use.
@@ -58,20 +57,18 @@ import os.path as osp
 import re
 import shutil
 import tarfile
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import cv2
 import numpy as np
 
-from .synthetic import SYNTHETIC_MAKERS, render_synthetic_face
+from .synthetic import SYNTHETIC_MAKERS
 
 __all__ = [
     'SHAPE_COLOURS', 'BACKGROUNDS', 'SHAPES', 'SIZES', 'SPLIT_IDS', 'CAPTION_TEMPLATES',
-    'AUX_CAPTION_TEMPLATES', 'AUX_CAPTION_SUFFIX', 'VAL_CAPTION_TEMPLATE', 'render_shape_image', 'make_captions',
-    'draw_image_text_sample', 'caption_content', 'write_image_text_shards',
-    'write_image_text_tsv', 'make_toy_corpus', 'write_image_folder', 'write_lmdb_bytes',
-    'write_lmdb_images', 'encode_jpeg', 'make_synthetic_toy_image_text',
-    'make_synthetic_face_crops'
+    'AUX_CAPTION_TEMPLATES', 'AUX_CAPTION_SUFFIX', 'VAL_CAPTION_TEMPLATE', 'render_shape_image',
+    'make_captions', 'draw_image_text_sample', 'caption_content', 'write_image_text_shards',
+    'write_image_text_tsv', 'make_toy_corpus', 'encode_jpeg', 'make_synthetic_toy_image_text'
 ]
 
 #: Shape colour names -> nominal RGB; each image jitters its shade by up to +-20 per channel.
@@ -96,7 +93,6 @@ SHAPES: Tuple[str, ...] = ('circle', 'square', 'triangle', 'star', 'cross')
 SIZES: Dict[str, Tuple[float, float]] = {'small': (0.14, 0.22), 'large': (0.28, 0.38)}
 #: Split name -> the second seed component, so splits are independent draws.
 SPLIT_IDS: Dict[str, int] = {'train': 0, 'val': 1, 'test': 2}
-_FACE_STREAM = 100  # seed component of the face-crop writers, apart from the splits
 
 #: Caption wordings; ``a`` becomes ``an`` before a vowel (:func:`_fix_articles`).
 CAPTION_TEMPLATES: Tuple[str, ...] = (
@@ -476,108 +472,6 @@ def _read_marker(path: str) -> Optional[dict]:
 # ------------------------------------------------------------------------------------------------
 # face crops (image only, MCF)
 # ------------------------------------------------------------------------------------------------
-def _face_crop(seed: int, index: int, size: int) -> np.ndarray:
-    rng = np.random.default_rng([int(seed), _FACE_STREAM, int(index)])
-    image, _, _ = render_synthetic_face(rng, size)
-    return image
-
-
-def write_image_folder(root: str, num_images: int, seed: int = 0, size: int = 64,
-                       classes: Sequence[str] = ('faces',)) -> List[str]:
-    """Write synthetic square face crops in torchvision's ImageFolder layout.
-
-    Layout: ``root/<class>/{index:06d}.jpg``; image ``i`` goes to ``classes[i % len(classes)]``
-    (MCF ignores the class, but ImageFolder needs at least one class folder). The faces come from
-    :func:`~faceanalysis.datasets.synthetic.render_synthetic_face` (random pose, skin, hair,
-    background), seeded with ``default_rng([seed, 100, i])``.
-
-    Returns:
-        The image paths, in index order.
-    """
-    num_images = _check_count('num_images', num_images, 1)
-    if not classes or any(not c or '/' in c or c.startswith('.') for c in classes):
-        raise ValueError(f'classes must be non-empty folder names, got {classes!r}')
-    paths = []
-    for index in range(num_images):
-        folder = osp.join(root, classes[index % len(classes)])
-        os.makedirs(folder, exist_ok=True)
-        path = osp.join(folder, f'{index:06d}.jpg')
-        _atomic_write(path, encode_jpeg(_face_crop(seed, index, size)))
-        paths.append(path)
-    return paths
-
-
-def write_lmdb_bytes(lmdb_path: str, entries: Iterable[Tuple[str, bytes]], keys_file: str,
-                     length: Optional[int] = None) -> Tuple[str, str]:
-    """Write an LMDB in MCF's layout from ``(key, image bytes)`` pairs.
-
-    MCF's ``LMDBImageDataset`` (pretrain.md §3.3) reads ``int(txn.get(b'length').decode())`` and
-    the image bytes of ``keys[i].encode('utf-8')``, where ``keys`` are the stripped lines of
-    ``--lmdb_txt``. What is **our assumption**, not known from MCF: the env is a directory
-    (LMDB's default ``subdir=True``: ``data.mdb``, ``lock.mdb``), keys are plain names without
-    spaces, the values are encoded image files (JPEG here), and the keys file lists the keys in
-    dataset order with one trailing newline.
-
-    Args:
-        lmdb_path: the env directory (created; an existing env there is overwritten).
-        entries: the keys and encoded images, in dataset order.
-        keys_file: the companion text file (MCF's ``--lmdb_txt``).
-        length: value stored under ``b'length'``; the number of entries when None (tests pass
-            a wrong one to check the reader's error).
-
-    Returns:
-        ``(lmdb_path, keys_file)``.
-    """
-    lmdb = _import_lmdb()
-    entries = [(str(key), bytes(data)) for key, data in entries]
-    keys = [key for key, _ in entries]
-    bad = [key for key in keys if not key or key != key.strip() or '\n' in key]
-    if bad:
-        raise ValueError(f'LMDB keys must be non-empty single-line names without surrounding '
-                         f'whitespace (the keys file is read line by line); got {bad[:5]}')
-    if len(set(keys)) != len(keys) or 'length' in keys:
-        raise ValueError('LMDB keys must be unique and must not be "length"')
-    if osp.isdir(lmdb_path):
-        shutil.rmtree(lmdb_path)
-    os.makedirs(lmdb_path)
-    map_size = 2 * sum(len(key) + len(data) + 64 for key, data in entries) + (1 << 20)
-    env = lmdb.open(lmdb_path, map_size=map_size, subdir=True)
-    try:
-        with env.begin(write=True) as txn:
-            for key, data in entries:
-                txn.put(key.encode('utf-8'), data)
-            count = len(entries) if length is None else int(length)
-            txn.put(b'length', str(count).encode('ascii'))
-    finally:
-        env.close()
-    folder = osp.dirname(osp.abspath(keys_file))
-    os.makedirs(folder, exist_ok=True)
-    _atomic_write(keys_file, ''.join(f'{key}\n' for key in keys).encode('utf-8'))
-    return lmdb_path, keys_file
-
-
-def write_lmdb_images(lmdb_path: str, num_images: int, seed: int = 0, size: int = 64,
-                      keys_file: Optional[str] = None) -> Tuple[str, str]:
-    """Write the faces of :func:`write_image_folder` (same arguments, same faces) into an
-    MCF-layout LMDB (:func:`write_lmdb_bytes`) with keys ``{index:09d}.jpg``; ``keys_file``
-    defaults to ``<lmdb_path>_keys.txt``. Returns ``(lmdb_path, keys_file)``."""
-    num_images = _check_count('num_images', num_images, 1)
-    if keys_file is None:
-        keys_file = osp.abspath(lmdb_path).rstrip(os.sep) + '_keys.txt'
-    entries = ((f'{index:09d}.jpg', encode_jpeg(_face_crop(seed, index, size)))
-               for index in range(num_images))
-    return write_lmdb_bytes(lmdb_path, entries, keys_file)
-
-
-def _import_lmdb():
-    try:
-        import lmdb
-    except ImportError as err:
-        raise ImportError('writing or reading an LMDB needs the optional package lmdb: '
-                          '`pip install lmdb` (requirements/optional.txt)') from err
-    return lmdb
-
-
 def _counts(num_images: Union[None, int, Mapping[str, int]], split: str, default: int) -> int:
     if num_images is None:
         return default
@@ -601,19 +495,6 @@ def make_synthetic_toy_image_text(root: str, num_images: Optional[Mapping[str, i
     return root
 
 
-def make_synthetic_face_crops(root: str, num_images: Union[None, int, Mapping[str, int]] = None,
-                              image_size: int = 64, seed: int = 0, progress: bool = False,
-                              classes: Sequence[str] = ('faces',)) -> str:
-    """:func:`write_image_folder` with the writer signature of ``SYNTHETIC_MAKERS``.
-
-    ``num_images`` is a count, or a dict whose ``train`` entry is used (default 32).
-    """
-    write_image_folder(root, _counts(num_images, 'train', 32), seed=seed, size=image_size,
-                       classes=classes)
-    return root
-
-
 #: ``synthetic_data['kind']`` -> writer (see :func:`~faceanalysis.datasets.synthetic.
 #: prepare_synthetic_data`).
 SYNTHETIC_MAKERS['toy_image_text'] = make_synthetic_toy_image_text
-SYNTHETIC_MAKERS['face_crops'] = make_synthetic_face_crops

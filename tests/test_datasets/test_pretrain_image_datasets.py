@@ -11,8 +11,9 @@ import torch
 
 from faceanalysis.datasets.pretrain.image_folder import ImageFolderImages
 from faceanalysis.datasets.pretrain.lmdb_images import LMDBImages
-from faceanalysis.datasets.synthetic_image_text import (encode_jpeg, write_image_folder,
-                                                        write_lmdb_bytes, write_lmdb_images)
+from faceanalysis.datasets.synthetic_face_crops import (write_image_folder, write_lmdb_bytes,
+                                                        write_lmdb_images)
+from faceanalysis.datasets.synthetic_image_text import encode_jpeg
 from faceanalysis.registry import DATASETS
 
 GRAY = (np.arange(40 * 30, dtype=np.uint8).reshape(40, 30) * 7) % 251  # (H, W) = (40, 30)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from faceanalysis.datasets.synthetic import prepare_synthetic_data
+from faceanalysis.datasets.synthetic_face_crops import write_image_folder, write_lmdb_images
 from faceanalysis.datasets.synthetic_image_text import (AUX_CAPTION_TEMPLATES, BACKGROUNDS,
                                                         CAPTION_TEMPLATES, SHAPE_COLOURS, SHAPES,
                                                         caption_content, draw_image_text_sample,
-                                                        make_toy_corpus, write_image_folder,
-                                                        write_image_text_shards,
-                                                        write_image_text_tsv, write_lmdb_images)
+                                                        make_toy_corpus, write_image_text_shards,
+                                                        write_image_text_tsv)
 
 IMG2DATASET_FIELDS = {'key', 'caption', 'url', 'status', 'error_message', 'width', 'height',
                       'original_width', 'original_height', 'exif', 'sha256', 'similarity'}
