@@ -184,7 +184,7 @@ def test_adaptive_loss_simulated_two_ranks(monkeypatch):
             for r in range(world):
                 out[r].copy_(full[r * size:(r + 1) * size])
 
-        monkeypatch.setattr(clip_loss, 'distributed_rank_world', lambda rank=rank: (rank, world))
+        monkeypatch.setattr(clip_loss, 'get_dist_info', lambda rank=rank: (rank, world))
         monkeypatch.setattr(clip_loss.dist, 'all_gather', fake_all_gather)
         local = [f[rank * size:(rank + 1) * size].clone().requires_grad_() for f in features]
         losses = AdaptiveClipLoss()(*local, scale, weights)

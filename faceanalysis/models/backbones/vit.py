@@ -263,6 +263,22 @@ class FaceViT(BaseModule):
         return tokens, grid
 
     @staticmethod
+    def random_keep_indices(batch: int, num_patches: int, num_keep: int,
+                            device: Optional[torch.device] = None,
+                            generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """MAE / FLIP random masking: (B, K) ascending patch indices (0-based, no CLS) of the
+        ``num_keep`` patches each sample keeps (uniform noise, argsort, the K lowest)."""
+        noise = torch.rand(batch, num_patches, device=device, generator=generator)
+        return noise.argsort(dim=1)[:, :num_keep].sort(dim=1).values
+
+    @staticmethod
+    def keep_tokens(tokens: torch.Tensor, kept_indices: torch.Tensor) -> torch.Tensor:
+        """CLS plus the patches ``kept_indices`` (B, K) selects: (B, 1 + N, D) -> (B, 1 + K, D)."""
+        dims = tokens.shape[-1]
+        patches = tokens[:, 1:].gather(1, kept_indices.unsqueeze(-1).expand(-1, -1, dims))
+        return torch.cat([tokens[:, :1], patches], dim=1)
+
+    @staticmethod
     def drop_tokens(tokens: torch.Tensor, ratio: float,
                     generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """FLIP / MAE token removal: keep CLS and a random ``1 - ratio`` of the patches per sample.
@@ -278,13 +294,11 @@ class FaceViT(BaseModule):
             raise ValueError(f'token drop ratio must be in [0, 1), got {ratio}')
         if ratio == 0:
             return tokens
-        batch, length, dims = tokens.shape
+        batch, length, _ = tokens.shape
         num_patches = length - 1
         keep = num_patches - int(num_patches * ratio)
-        noise = torch.rand(batch, num_patches, device=tokens.device, generator=generator)
-        kept = noise.argsort(dim=1)[:, :keep].sort(dim=1).values + 1
-        patches = tokens.gather(1, kept.unsqueeze(-1).expand(-1, -1, dims))
-        return torch.cat([tokens[:, :1], patches], dim=1)
+        kept = FaceViT.random_keep_indices(batch, num_patches, keep, tokens.device, generator)
+        return FaceViT.keep_tokens(tokens, kept)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Dense features for parsing / alignment heads.

@@ -24,18 +24,12 @@ from typing import Tuple
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from mmengine.dist import get_dist_info
 from torch import nn
 
 from faceanalysis.registry import MODELS
 
-__all__ = ['ClipContrastiveLoss', 'gather_features', 'distributed_rank_world']
-
-
-def distributed_rank_world() -> Tuple[int, int]:
-    """(rank, world size) of the default process group, (0, 1) when not distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+__all__ = ['ClipContrastiveLoss', 'gather_features']
 
 
 def gather_features(features: torch.Tensor, with_grad: bool) -> torch.Tensor:
@@ -47,7 +41,7 @@ def gather_features(features: torch.Tensor, with_grad: bool) -> torch.Tensor:
             sums every rank's gradient for this rank's slice). Without it the gathered copies
             are constants except this rank's own slice, which is the input tensor itself.
     """
-    rank, world = distributed_rank_world()
+    rank, world = get_dist_info()
     if world == 1:
         return features
     if with_grad:
@@ -102,7 +96,7 @@ class ClipContrastiveLoss(nn.Module):
         if image_features.shape != text_features.shape:
             raise ValueError(f'image features {tuple(image_features.shape)} and text features '
                              f'{tuple(text_features.shape)} must have the same (B, E) shape')
-        rank, world = distributed_rank_world()
+        rank, world = get_dist_info()
         all_image = gather_features(image_features, self.gather_with_grad)
         all_text = gather_features(text_features, self.gather_with_grad)
         if self.local_loss:

@@ -30,10 +30,10 @@ The hook is attached by :meth:`MCFPretrainer.train_step` (single process) or, be
 under DDP. A training forward with no optimizer attached raises rather than silently never
 updating the target.
 
-Why masking is done here and not with :meth:`FaceViT.drop_tokens`: the decoder must put each
-visible token back at its grid position, and ``drop_tokens`` does not return which patches it
-kept. The rule is MAE's (uniform noise, argsort, keep ``int(N * (1 - ratio))``); kept tokens stay
-in grid order, which the attention does not care about.
+Masking uses the ViT's own :meth:`FaceViT.random_keep_indices` / :meth:`FaceViT.keep_tokens`
+(the two halves of FLIP's ``drop_tokens``) because the decoder must put each visible token back
+at its grid position, so the kept indices are needed. The rule is MAE's (uniform noise, argsort,
+keep ``int(N * (1 - ratio))``); kept tokens stay in grid order.
 
 Checkpoint layout (``state_dict``): ``online_encoder.*`` (our FaceViT names, so
 ``load_visual_state_dict`` / ``FaceViT(init_cfg=Pretrained)`` read it through the
@@ -53,6 +53,7 @@ from mmengine.model import BaseModel, is_model_wrapper
 from mmengine.optim import OptimWrapper
 from torch import nn
 
+from faceanalysis.models.backbones.vit import FaceViT
 from faceanalysis.models.data_preprocessors.image_text import (IMAGENET_MEAN_255,
                                                                IMAGENET_STD_255,
                                                                ImageTextDataPreprocessor)
@@ -278,17 +279,15 @@ class MCFPretrainer(BaseModel):
     def random_keep_indices(self, batch: int, device: torch.device) -> torch.Tensor:
         """MAE random masking: (B, K) grid indices of the visible patches, ascending, per sample
         independent (uniform noise, argsort, keep the K = int(N * (1 - ratio)) lowest)."""
-        noise = torch.rand(batch, self.decoder.num_patches, device=device)
-        return noise.argsort(dim=1)[:, :self.num_visible].sort(dim=1).values
+        return FaceViT.random_keep_indices(batch, self.decoder.num_patches, self.num_visible,
+                                           device)
 
     @staticmethod
     def encode_visible(encoder: nn.Module, images: torch.Tensor,
                        kept_indices: torch.Tensor) -> torch.Tensor:
         """Encoder on CLS + the kept patches, then its final norm: (B, 1 + K, D)."""
         tokens, _ = encoder.prepare_tokens(images)  # position already added, as MAE does
-        dims = tokens.shape[-1]
-        visible = tokens[:, 1:].gather(1, kept_indices.unsqueeze(-1).expand(-1, -1, dims))
-        tokens, _ = encoder.transformer(torch.cat([tokens[:, :1], visible], dim=1))
+        tokens, _ = encoder.transformer(FaceViT.keep_tokens(tokens, kept_indices))
         return encoder.ln_post(tokens)
 
     def reconstruct(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
