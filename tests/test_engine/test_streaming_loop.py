@@ -1,6 +1,7 @@
 """StreamingIterBasedTrainLoop + WebDatasetImageText: a resumed run continues the stream exactly."""
 import copy
 
+import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
@@ -51,7 +52,8 @@ def _config(work_dir, urls, max_iters):
                               end=max_iters)],
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=3),
                            logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=[dict(type='_KeyRecorder')],
+        custom_hooks=[dict(type='_KeyRecorder'),
+                      dict(type='PretrainLoggingHook', skip_interval=1)],
         log_processor=dict(by_epoch=False),
         randomness=dict(seed=0))
 
@@ -67,6 +69,10 @@ def test_resumed_stream_continues_where_it_stopped(tmp_path):
     runner.train()
     full = dict(_KeyRecorder.record)
     assert len(runner.train_dataloader) == 6  # one epoch = 24 samples / batch 4 (one rank)
+    hub = runner.message_hub  # PretrainLoggingHook: throughput from IterTimerHook's time
+    time_per_iter = hub.get_scalar('train/time').current()
+    assert hub.get_scalar('train/samples_per_s').current() == pytest.approx(4 / time_per_iter)
+    assert hub.get_scalar('train/skipped').current() == 0
     del runner
 
     _KeyRecorder.record = {}

@@ -7,8 +7,7 @@ captions). This hook puts both into the message hub as ``train/*`` scalars, so t
 """
 from __future__ import annotations
 
-import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import torch
 from mmengine.dist import get_world_size
@@ -41,15 +40,13 @@ class PretrainLoggingHook(Hook):
 
     def __init__(self, skip_interval: int = 50) -> None:
         self.skip_interval = skip_interval
-        self._start: Optional[float] = None
-
-    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        self._start = time.perf_counter()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         hub = runner.message_hub
-        if self._start is not None and data_batch is not None:
-            elapsed = time.perf_counter() - self._start
+        # IterTimerHook (priority NORMAL, before this hook) has logged this iteration's wall time,
+        # data loading included, as 'train/time'.
+        if data_batch is not None and 'train/time' in hub.log_scalars:
+            elapsed = hub.get_scalar('train/time').current()
             samples = _batch_size(data_batch) * get_world_size()
             hub.update_scalar('train/samples_per_s', samples / max(elapsed, 1e-9))
         if self.every_n_train_iters(runner, self.skip_interval) or runner.iter == 0:
